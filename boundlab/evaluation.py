@@ -169,7 +169,8 @@ def evaluate(mdp: TokenMDP, *, enumerate_limit: int = 2**16) -> BoundReport:
     eps = float(eps_t.max())
     dkl_seq = math.fsum(dkl_t) if np.isfinite(dkl_t).all() else math.inf
 
-    spread = lmax[reach] - lmin[reach]
+    with np.errstate(invalid="ignore"):  # -inf - -inf where pi_theta = 0: not finite
+        spread = lmax[reach] - lmin[reach]
     if mdp.is_tree or (np.isfinite(spread).all() and
                        (spread <= SUFFICIENT_STAT_TOL).all()):
         # The likelihood ratio is a function of the final state: TV of final-state laws.

@@ -88,7 +88,10 @@ def random_tree(T: int, V: int = 2, *, P: int = 1, noise: float = 0.3,
         lt = perturb_logits(lr, rng, noise=noise, flip_frac=flip_frac, jump=jump)
         if zero_frac > 0:
             dead = rng.random((rows, V)) < zero_frac
-            dead[np.arange(rows), np.argmax(lr, axis=1)] = False  # keep each row alive
+            # keep the two likeliest tokens of every row, so that a flip (even jump = inf,
+            # pi_theta = 0 on the top token) leaves pi_theta a distribution
+            top2 = np.argsort(lr, axis=1)[:, -2:]
+            dead[np.arange(rows)[:, None], top2] = False
             lr = np.where(dead, -np.inf, lr)
             lt = np.where(dead, -np.inf, lt)
         roll.append(softmax(lr, axis=1))

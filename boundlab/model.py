@@ -24,8 +24,8 @@ from functools import cached_property
 from typing import Sequence
 
 import numpy as np
-from scipy.special import rel_entr
 
+from ._numerics import kl_rows, log_ratio
 from .errors import ValidationError
 
 __all__ = ["TokenMDP", "ROW_SUM_TOL", "DEFAULT_MAX_BYTES"]
@@ -438,10 +438,8 @@ class TokenMDP:
         roll = np.ascontiguousarray(np.concatenate([b.roll for b in self._blocks]))
         theta = np.ascontiguousarray(np.concatenate([b.theta for b in self._blocks]))
         diff = theta - roll
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # log rho = log1p((theta - roll) / roll): accurate when theta is close to roll.
-            logratio = np.where(roll > 0, np.log1p(diff / np.where(roll > 0, roll, 1.0)), 0.0)
-        kl = rel_entr(roll, theta).sum(axis=1)  # sum_v roll log(roll/theta); inf if theta=0<roll
+        logratio = log_ratio(theta, roll)
+        kl = kl_rows(roll, theta)  # sum_v roll k3(rho): no cancellation; inf if theta=0<roll
         tv = 0.5 * np.abs(diff).sum(axis=1)
         return {
             "nxt": np.ascontiguousarray(nxt),

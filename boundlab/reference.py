@@ -1,7 +1,8 @@
 """Slow pure-numpy reference: enumerate every sequence and apply the definitions literally.
 
 This module exists to check the numba engine (tests) and to measure it (benchmarks). It
-shares no code with the kernel: sequence probabilities are products along enumerated
+shares no code with the kernel (only the elementwise primitive ``log_ratio``, itself
+tested against mpmath): sequence probabilities are products along enumerated
 paths, the error is computed in the *ratio form* of theory.md section 2,
 
     Error = E_roll[ R sum_t (rho_t - 1) (prod_{j>t} rho_j - 1) ],
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._numerics import log_ratio
 from .errors import ValidationError
 from .model import TokenMDP
 
@@ -109,8 +111,8 @@ def enumerate_sequences(mdp: TokenMDP, max_sequences: int = MAX_SEQUENCES) -> Re
         th = theta[state, y]
         alive &= r > 0
         safe = np.where(r > 0, r, 1.0)
+        lr[:, t] = log_ratio(th, r)  # accurate near rho = 1 and rho = 0 (tested vs mpmath)
         with np.errstate(divide="ignore"):
-            lr[:, t] = np.where(r > 0, np.log(th) - np.log(safe), 0.0)
             log_roll += np.log(r)
         rho_m1[:, t] = np.where(r > 0, (th - r) / safe, 0.0)
         state = nxt[state, y]
