@@ -240,7 +240,7 @@ def compute(T: int, delta: float, eps: float, dkl_seq: float, dtv_seq: float,
         bad = ~np.isfinite(dbar) | (dbar < 0) | (dbar > 1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValidationError(f"dbar[{i}] = {dbar[i]!r} is outside [0, 1]")
+            raise ValidationError(f"dbar[{i}] = {float(dbar[i])!r} is outside [0, 1]")
     out = {
         "classical": classical(T, eps),
         "classical_kl": classical_kl(T, delta),

@@ -73,7 +73,7 @@ def _validate_policy(arr: np.ndarray, name: str, shape: tuple[int, int]) -> None
     if off.any():
         r = int(np.flatnonzero(off)[0])
         raise ValidationError(
-            f"{name} row {r} sums to {sums[r]!r}, not 1 within {ROW_SUM_TOL:g}"
+            f"{name} row {r} sums to {float(sums[r])!r}, not 1 within {ROW_SUM_TOL:g}"
         )
 
 
@@ -83,7 +83,7 @@ def _validate_support(roll: np.ndarray, theta: np.ndarray, where: str) -> None:
         r = _first_bad_row(bad)
         v = int(np.flatnonzero(bad[r])[0])
         raise ValidationError(
-            f"pi_theta{where} row {r} puts mass {theta[r, v]!r} on token {v} where "
+            f"pi_theta{where} row {r} puts mass {float(theta[r, v])!r} on token {v} where "
             "pi_roll is 0: importance ratios are undefined (theory.md section 1)"
         )
 
@@ -93,12 +93,12 @@ def _validate_distribution(arr: np.ndarray, name: str, size: int) -> None:
         raise ValidationError(f"{name} has shape {arr.shape}; expected ({size},)")
     if not np.isfinite(arr).all():
         i = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise ValidationError(f"{name}[{i}] is {arr[i]!r}; expected a finite probability")
+        raise ValidationError(f"{name}[{i}] is {float(arr[i])!r}; expected a finite probability")
     if (arr < 0).any():
         i = int(np.flatnonzero(arr < 0)[0])
-        raise ValidationError(f"{name}[{i}] = {arr[i]!r} is negative")
+        raise ValidationError(f"{name}[{i}] = {float(arr[i])!r} is negative")
     if abs(arr.sum() - 1.0) > ROW_SUM_TOL:
-        raise ValidationError(f"{name} sums to {arr.sum()!r}, not 1 within {ROW_SUM_TOL:g}")
+        raise ValidationError(f"{name} sums to {float(arr.sum())!r}, not 1 within {ROW_SUM_TOL:g}")
 
 
 def _validate_reward(reward: np.ndarray, size: int) -> None:
@@ -109,7 +109,7 @@ def _validate_reward(reward: np.ndarray, size: int) -> None:
     bad = ~np.isfinite(reward) | (reward < 0) | (reward > 1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValidationError(f"reward[{i}] = {reward[i]!r} is outside [0, 1]")
+        raise ValidationError(f"reward[{i}] = {float(reward[i])!r} is outside [0, 1]")
 
 
 def check_size(n_bytes: float, what: str, max_bytes: float = DEFAULT_MAX_BYTES) -> None:
