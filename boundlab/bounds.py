@@ -21,6 +21,7 @@ from .errors import ValidationError
 __all__ = [
     "BOUND_NAMES",
     "BASE_BOUNDS",
+    "CLOSED_FORM_BOUNDS",
     "classical",
     "classical_kl",
     "linear",
@@ -43,6 +44,9 @@ BOUND_NAMES = (
 )
 #: The bounds that are not themselves minima of others (candidates for "tightest").
 BASE_BOUNDS = BOUND_NAMES[:-2]
+#: Bounds in closed form of (T, delta, eps, D_KL^seq, D_TV^seq) alone, without Dbar_t.
+CLOSED_FORM_BOUNDS = ("classical", "classical_kl", "linear", "coupling", "pm_kl", "pm_tv",
+                      "mix_kl", "mix_tv")
 
 
 # ---------------------------------------------------------------- helpers
@@ -260,7 +264,11 @@ def compute(T: int, delta: float, eps: float, dkl_seq: float, dtv_seq: float,
     return out
 
 
-def tightest(bounds: dict[str, float]) -> str:
-    """Name of the smallest base bound (ties go to the earlier name in BASE_BOUNDS)."""
-    best = min(bounds[k] for k in BASE_BOUNDS)
-    return next(k for k in BASE_BOUNDS if bounds[k] == best)
+def tightest(bounds: dict[str, float], among=BASE_BOUNDS) -> str:
+    """Name of the smallest bound among ``among`` (default: every base bound).
+
+    Ties go to the earlier name, i.e. to the bound that needs fewer ingredients (for
+    example adap_tv rather than adap_star when the coupling route wins at every position).
+    """
+    best = min(bounds[k] for k in among)
+    return next(k for k in among if bounds[k] == best)

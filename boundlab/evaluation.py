@@ -11,7 +11,8 @@ import pandas as pd
 from . import _kernels, bounds as _bounds
 from .model import TokenMDP
 
-__all__ = ["BoundReport", "evaluate", "rounding_tolerance", "SUFFICIENT_STAT_TOL"]
+__all__ = ["BoundReport", "evaluate", "bound_status", "rounding_tolerance",
+           "SUFFICIENT_STAT_TOL"]
 
 #: Two paths into the same final state whose log likelihood ratios differ by at most this
 #: are treated as having the same ratio (the final state is then a sufficient statistic).
@@ -29,6 +30,16 @@ def rounding_tolerance(T: int) -> float:
     by less than this is reported as "within rounding", never silently accepted.
     """
     return 64.0 * max(T, 1) * np.finfo(np.float64).eps
+
+
+def bound_status(error: float, bound: float, T: int) -> str:
+    """"holds" if error <= bound, "within rounding" if it exceeds the bound by less than
+    :func:`rounding_tolerance` (T), else "VIOLATED"."""
+    if error <= bound:
+        return "holds"
+    if error - bound <= rounding_tolerance(T):
+        return "within rounding"
+    return "VIOLATED"
 
 
 @dataclass(frozen=True)
@@ -84,15 +95,9 @@ class BoundReport:
     delta_t: np.ndarray = field(repr=False)
 
     def status(self, name: str, *, worst_case: bool = True) -> str:
-        """"holds", "within rounding" (exceeded by less than :func:`rounding_tolerance`)
-        or "VIOLATED" for bound ``name`` against the worst-case (or actual) error."""
+        """:func:`bound_status` of bound ``name`` against the worst-case (or actual) error."""
         err = self.worst_case_error if worst_case else abs(self.error)
-        b = self.bounds[name]
-        if err <= b:
-            return "holds"
-        if err - b <= rounding_tolerance(self.T):
-            return "within rounding"
-        return "VIOLATED"
+        return bound_status(err, self.bounds[name], self.T)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -118,14 +123,17 @@ class BoundReport:
         out.update(self.bounds)
         return out
 
-    def __str__(self) -> str:  # a readable report for the CLI and notebooks
-        head = (
+    def headline(self) -> str:
+        """Three lines: objectives, errors, divergences."""
+        return (
             f"T={self.T} V={self.V}  J_roll={self.J_roll:.6g} J_theta={self.J_theta:.6g} "
             f"L={self.surrogate:.6g}\nerror={self.error:.6g} worst_case_error="
             f"{self.worst_case_error:.6g}\ndelta={self.delta:.6g} eps={self.eps:.6g} "
             f"dkl_seq={self.dkl_seq:.6g} dtv_seq={self.dtv_seq:.6g} ({self.dtv_seq_method})"
         )
-        return head + "\n" + self.frame.to_string()
+
+    def __str__(self) -> str:  # a readable report for the CLI and notebooks
+        return self.headline() + "\n" + self.frame.to_string()
 
 
 def evaluate(mdp: TokenMDP, *, enumerate_limit: int = 2**16) -> BoundReport:
