@@ -326,11 +326,12 @@ class TokenMDP:
         """I.i.d. tokens on the counting automaton: state = number of ``token`` seen so far.
 
         Every step draws from the fixed distributions ``p_roll`` and ``p_theta`` (shape
-        (V,)). Layer t (1-based) has t states (counts 0..t-1); the final layer has T + 1.
-        The count is a sufficient statistic of the likelihood ratio when
-        ``p_theta[v] / p_roll[v]`` is the same for every ``v != token`` (always true for
-        V = 2), and then D_TV^seq is computed exactly (see :func:`boundlab.evaluate`).
-        Storage is O(T^2 V): T = 4096 is exact and cheap.
+        (V,)). The automaton is time-homogeneous with T + 1 states (counts 0..T), one shared
+        (T + 1, V) table: at step t only counts 0..t-1 are reachable, and the kernel skips
+        the rest, so storage is O(T V) and evaluation O(T^2 V). The count is a sufficient
+        statistic of the likelihood ratio when ``p_theta[v] / p_roll[v]`` is the same for
+        every ``v != token`` (always true for V = 2), and then D_TV^seq is computed exactly
+        (see :func:`boundlab.evaluate`). T = 4096 is exact and cheap.
 
         ``reward`` is an array (T + 1,) over final counts, or a callable of the count
         array; default ``k / T`` (the fraction of ``token``).
@@ -346,19 +347,19 @@ class TokenMDP:
         V = p_roll.shape[0]
         if not 0 <= token < V:
             raise ValidationError(f"token = {token} is not in the vocabulary 0..{V - 1}")
+        S = T + 1
         inc = (np.arange(V) == token).astype(np.int64)
-        nxt, roll, theta = [], [], []
-        for t in range(T):
-            S = t + 1
-            nxt.append(np.arange(S, dtype=np.int64)[:, None] + inc[None, :])
-            roll.append(np.broadcast_to(p_roll, (S, V)))
-            theta.append(np.broadcast_to(p_theta, (S, V)))
-        counts = np.arange(T + 1)
+        # min(., T) only keeps the (unreachable) top count inside the table
+        nxt = np.minimum(np.arange(S, dtype=np.int64)[:, None] + inc[None, :], T)
+        counts = np.arange(S)
         if reward is None:
             reward = counts / T
         elif callable(reward):
             reward = reward(counts)
-        return cls(nxt, roll, theta, np.ones(1), reward)
+        init = np.zeros(S)
+        init[0] = 1.0
+        return cls.markov(nxt, np.broadcast_to(p_roll, (S, V)), np.broadcast_to(p_theta, (S, V)),
+                          init, reward, T)
 
     # ------------------------------------------------------------------ accessors
     def step(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
