@@ -93,6 +93,52 @@ def table(fmt: str = typer.Option("markdown", "--format", help="markdown or csv"
         _fail(f"--format {fmt!r}; expected markdown or csv")
 
 
+@app.command()
+def proofs(
+    name: Optional[str] = typer.Argument(None, help="one obligation (default: all)"),
+    latex: bool = typer.Option(False, "--latex", help="print the derivation as LaTeX"),
+):
+    """Run the sympy proof obligations and print their verdicts (or one derivation)."""
+    try:
+        import proofs as proof_pkg
+    except ImportError:  # pragma: no cover - the wheel ships it
+        _fail("the proofs package is not installed next to boundlab")
+    names = list(proof_pkg.OBLIGATIONS)
+    if name is not None and name not in names:
+        _fail(f"unknown obligation {name!r}; available: {', '.join(names)}")
+    chosen = [name] if name else names
+    results = [proof_pkg.OBLIGATIONS[n]() for n in chosen]
+    if latex:
+        for r in results:
+            typer.echo(r.latex())
+        return
+    if name:
+        r = results[0]
+        console.print(f"[bold]{r.name}[/]: {r.statement}\nassumptions: "
+                      f"{'; '.join(r.assumptions)}\nsource: {r.source}", highlight=False)
+        for i, st in enumerate(r.steps, 1):
+            console.print(f"  {i:2d}. [{_colour(st.verdict)}]{st.verdict:>13}[/]  {st.claim}"
+                          + (f"  ({st.detail})" if st.detail else ""), highlight=False)
+    t = Table(title="proof obligations")
+    for col in ("obligation", "method", "verdict", "steps", "seconds"):
+        t.add_column(col, no_wrap=col != "steps")
+    for r in results:
+        kinds = [s.verdict for s in r.steps]
+        detail = f"{kinds.count('proved')} proved"
+        for k in ("numeric check", "given", "FAILED"):
+            if kinds.count(k):
+                detail += f", {kinds.count(k)} {k}"
+        t.add_row(r.name, r.method, f"[{_colour(r.verdict)}]{r.verdict}[/]", detail,
+                  f"{r.seconds:.2f}")
+    console.print(t)
+    if any(r.verdict == "FAILED" for r in results):
+        raise typer.Exit(code=1)
+
+
+def _colour(verdict: str) -> str:
+    return {"proved": "green", "numeric check": "yellow", "given": "cyan"}.get(verdict, "red")
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     family: str = typer.Argument(..., help="instance family, e.g. bigram_bf16, moe_flip"),
