@@ -139,6 +139,133 @@ def _colour(verdict: str) -> str:
     return {"proved": "green", "numeric check": "yellow", "given": "cyan"}.get(verdict, "red")
 
 
+def _parse_params(items) -> dict:
+    kwargs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            _fail(f"--param {item!r}: expected KEY=VALUE")
+        kwargs[key] = _number(value)
+    return kwargs
+
+
+def _number(value: str):
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+@app.command("inspect")
+def inspect_cmd(
+    family: Optional[str] = typer.Argument(None, help="instance family (or use --from-file)"),
+    T: int = typer.Option(3, "-T", "--horizon", min=1, help="horizon (tokens)"),
+    param: Optional[list[str]] = typer.Option(None, "--param", "-p",
+                                              help="family parameter KEY=VALUE (repeatable)"),
+    from_file: Optional[Path] = typer.Option(None, "--from-file",
+                                             help=".npz with roll_0.., theta_0.., reward "
+                                                  "[, prompt_probs] (a tree)"),
+    reward: str = typer.Option("worst", "--reward",
+                               help="worst (maximiser of |Error|) or given"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="write the slack waterfall "
+                                                             "(PNG or PDF)"),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="write the slack table (CSV)"),
+    grid: Optional[list[str]] = typer.Option(None, "--grid",
+                                             help="KEY=V1,V2,... (repeatable; T allowed): "
+                                                  "inspect every combination, write --csv"),
+):
+    """Every link of every proof route, exact, on one tree-sized instance."""
+    import itertools
+
+    from .families import FAMILIES
+    from .inspect import inspect, slack_table
+    from .sweeps import atomic_write_text
+
+    def build(T_, kwargs):
+        if from_file is not None:
+            return _load_tree(from_file)
+        if family not in FAMILIES:
+            _fail(f"unknown family {family!r}; available: {', '.join(FAMILIES)}")
+        return FAMILIES[family](T_, **kwargs)
+
+    if from_file is None and family is None:
+        _fail("give a FAMILY or --from-file")
+    kwargs = _parse_params(param)
+    try:
+        if grid:
+            if csv is None:
+                _fail("--grid needs --csv PATH for the slack table")
+            axes = {}
+            for item in grid:
+                key, sep, values = item.partition("=")
+                if not sep:
+                    _fail(f"--grid {item!r}: expected KEY=V1,V2,...")
+                axes[key] = [_number(v) for v in values.split(",")]
+            frames = []
+            combos = list(itertools.product(*axes.values()))
+            with _progress() as progress:
+                task = progress.add_task("inspect grid", total=len(combos))
+                for combo in combos:
+                    point = dict(zip(axes, combo))
+                    T_ = int(point.pop("T", T))
+                    res = inspect(build(T_, {**kwargs, **point}), reward=reward)
+                    frames.append(slack_table(res, family=family, T=T_, **point))
+                    progress.advance(task)
+            import pandas as pd
+
+            atomic_write_text(csv, pd.concat(frames).to_csv(index=False))
+            console.print(f"wrote {csv} ({len(combos)} instances)")
+            return
+        res = inspect(build(T, kwargs), reward=reward)
+    except ValidationError as exc:
+        _fail(str(exc))
+    except TypeError as exc:
+        _fail(str(exc))
+    console.print(str(res), highlight=False, markup=False, soft_wrap=True)
+    if csv is not None:
+        atomic_write_text(csv, slack_table(res, family=family or str(from_file), T=T,
+                                           **kwargs).to_csv(index=False))
+        console.print(f"wrote {csv}")
+    if plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .inspect import waterfall_figure
+
+        name = family or from_file.name
+        name += "".join(f", {k}={v}" for k, v in kwargs.items())
+        fig = waterfall_figure(res, name)
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(plot, dpi=200)
+        plt.close(fig)
+        console.print(f"wrote {plot}")
+
+
+def _load_tree(path: Path):
+    import numpy as np
+
+    from .model import TokenMDP
+
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {path}: {exc}")
+    T = sum(1 for k in data.files if k.startswith("roll_"))
+    missing = [k for k in [*(f"roll_{t}" for t in range(T)), *(f"theta_{t}" for t in range(T)),
+                           "reward"] if k not in data.files]
+    if T == 0 or missing:
+        _fail(f"{path} lacks arrays {missing or ['roll_0']}; expected roll_0..roll_(T-1), "
+              "theta_0..theta_(T-1), reward and optionally prompt_probs")
+    return TokenMDP.tree([data[f"roll_{t}"] for t in range(T)],
+                         [data[f"theta_{t}"] for t in range(T)], data["reward"],
+                         prompt_probs=data["prompt_probs"] if "prompt_probs" in data.files
+                         else None)
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     family: str = typer.Argument(..., help="instance family, e.g. bigram_bf16, moe_flip"),
@@ -152,18 +279,7 @@ def evaluate_cmd(
 
     if family not in FAMILIES:
         _fail(f"unknown family {family!r}; available: {', '.join(FAMILIES)}")
-    kwargs = {}
-    for item in param or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            _fail(f"--param {item!r}: expected KEY=VALUE")
-        try:
-            kwargs[key] = int(value)
-        except ValueError:
-            try:
-                kwargs[key] = float(value)
-            except ValueError:
-                kwargs[key] = value
+    kwargs = _parse_params(param)
     try:
         report = evaluate(FAMILIES[family](T, **kwargs))
     except (ValidationError, TypeError) as exc:
