@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from . import bounds as B
-from ._numerics import log_ratio
 from .errors import ValidationError
 from .evaluation import BoundReport, evaluate
 from .model import TokenMDP
+from .reference import paths
 
 __all__ = ["inspect", "InspectResult", "ROUTES", "MAX_SEQUENCES", "plot_waterfall",
            "slack_table", "waterfall_figure"]
@@ -92,23 +92,6 @@ class InspectResult:
         return "\n".join(lines)
 
 
-def _tree_paths(mdp: TokenMDP):
-    """Per-leaf arrays of the tree: per-step probabilities and log-ratios, (N, T)."""
-    T, V = mdp.T, mdp.V
-    P = int(mdp.n_states[0])
-    N = P * V**T
-    roll_p = np.empty((N, T))
-    theta_p = np.empty((N, T))
-    for t in range(T):
-        _, roll, theta = mdp.step(t)
-        # row of the leaf's context at step t: leaf // V**(T - t), token: that row's child
-        rows = np.arange(N) // V ** (T - t)
-        tok = (np.arange(N) // V ** (T - t - 1)) % V
-        roll_p[:, t] = roll[rows, tok]
-        theta_p[:, t] = theta[rows, tok]
-    return roll_p, theta_p
-
-
 def inspect(mdp: TokenMDP, *, reward: str = "worst",
             max_sequences: int = MAX_SEQUENCES) -> InspectResult:
     """Exact chains of every proof route (see module docstring) for ``mdp``.
@@ -129,15 +112,9 @@ def inspect(mdp: TokenMDP, *, reward: str = "worst",
     T, V = tree.T, tree.V
     P = int(tree.n_states[0])
     prompt = tree.init
-    roll_p, theta_p = _tree_paths(tree)
-    N = roll_p.shape[0]
-    prompt_of_leaf = np.repeat(prompt, V**T)
-    lr = log_ratio(theta_p, roll_p)                                   # log rho_t, (N, T)
-    alive = (roll_p > 0).all(axis=1) & (prompt_of_leaf > 0)
-    with np.errstate(divide="ignore"):
-        log_roll = np.log(prompt_of_leaf) + np.log(roll_p).sum(axis=1)
-    p_roll = np.where(alive, np.exp(log_roll), 0.0)
-    rho_m1 = np.where(roll_p > 0, np.expm1(lr), 0.0)
+    pa = paths(tree, max_sequences)
+    N = pa.lr.shape[0]
+    lr, alive, p_roll, rho_m1 = pa.lr, pa.alive, pa.p_roll, pa.rho_m1  # log rho_t, (N, T)
     suffix = np.zeros((N, T))
     suffix[:, :-1] = np.cumsum(lr[:, ::-1], axis=1)[:, ::-1][:, 1:]
     with np.errstate(invalid="ignore"):
@@ -220,8 +197,7 @@ def inspect(mdp: TokenMDP, *, reward: str = "worst",
     for t in range(T - 1):
         node = np.arange(N) // V ** (T - t - 1)                       # context c_{t+1}
         # conditional leaf laws given c_{t+1}: prod of steps > t; |P^th - P^ro| per leaf
-        with np.errstate(divide="ignore"):
-            cond_roll = np.where(alive, np.exp(np.log(roll_p[:, t + 1:]).sum(axis=1)), 0.0)
+        cond_roll = np.where(alive, np.exp(pa.log_roll_t[:, t + 1:].sum(axis=1)), 0.0)
         per_leaf = cond_roll * np.abs(np.expm1(suffix[:, t]))
         tv_node = 0.5 * np.bincount(node, weights=per_leaf, minlength=P * V ** (t + 1))
         tv_future[:, t] = tv_node[node]

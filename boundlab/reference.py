@@ -23,7 +23,7 @@ from ._numerics import log_ratio
 from .errors import ValidationError
 from .model import TokenMDP
 
-__all__ = ["ReferenceResult", "enumerate_sequences", "MAX_SEQUENCES"]
+__all__ = ["ReferenceResult", "Paths", "paths", "enumerate_sequences", "MAX_SEQUENCES"]
 
 MAX_SEQUENCES = 2**22
 
@@ -70,8 +70,34 @@ def _advantage_shift(mdp: TokenMDP) -> list[np.ndarray]:
     return g
 
 
-def enumerate_sequences(mdp: TokenMDP, max_sequences: int = MAX_SEQUENCES) -> ReferenceResult:
-    """Brute-force evaluation of ``mdp`` over all S_1 * V**T (prompt, response) pairs.
+@dataclass(frozen=True)
+class Paths:
+    """Every (prompt, response) pair of a model, one row each (N = S_1 V^T rows).
+
+    tokens, states : (N, T) ints; lr (log rho_t), rho_m1 (rho_t - 1), kl_ctx and tv_ctx
+    (D_KL and D_TV of the context c_t) : (N, T) floats; p_roll, p_theta : (N,) sequence
+    probabilities; alive : (N,) reachable under pi_roll; final : (N,) final states;
+    tele : (N,) prod rho - 1 - sum(rho - 1) (accurate); reward : (N,) R(final);
+    log_roll_t : (N, T) log pi_roll(y_t | c_t) (-inf where pi_roll = 0).
+    """
+
+    tokens: np.ndarray
+    states: np.ndarray
+    lr: np.ndarray
+    rho_m1: np.ndarray
+    kl_ctx: np.ndarray
+    tv_ctx: np.ndarray
+    p_roll: np.ndarray
+    p_theta: np.ndarray
+    alive: np.ndarray
+    final: np.ndarray
+    tele: np.ndarray
+    reward: np.ndarray
+    log_roll_t: np.ndarray
+
+
+def paths(mdp: TokenMDP, max_sequences: int = MAX_SEQUENCES) -> Paths:
+    """Enumerate every sequence of ``mdp`` with its per-step quantities (see :class:`Paths`).
 
     Raises
     ------
@@ -97,6 +123,7 @@ def enumerate_sequences(mdp: TokenMDP, max_sequences: int = MAX_SEQUENCES) -> Re
     tv_ctx = np.zeros((n, T))
     kl_ctx = np.zeros((n, T))
     states = np.zeros((n, T), dtype=np.int64)
+    log_roll_t = np.zeros((n, T))
     for t in range(T):
         nxt, roll, theta = mdp.step(t)
         states[:, t] = state
@@ -113,10 +140,10 @@ def enumerate_sequences(mdp: TokenMDP, max_sequences: int = MAX_SEQUENCES) -> Re
         safe = np.where(r > 0, r, 1.0)
         lr[:, t] = log_ratio(th, r)  # accurate near rho = 1 and rho = 0 (tested vs mpmath)
         with np.errstate(divide="ignore"):
-            log_roll += np.log(r)
+            log_roll_t[:, t] = np.log(r)
+        log_roll += log_roll_t[:, t]
         rho_m1[:, t] = np.where(r > 0, (th - r) / safe, 0.0)
         state = nxt[state, y]
-    final = state
     p_roll = np.where(alive, np.exp(log_roll), 0.0)
     total_lr = lr.sum(axis=1)
     p_theta = np.where(alive, p_roll * np.exp(total_lr), 0.0)  # theta << roll: same support
@@ -126,7 +153,26 @@ def enumerate_sequences(mdp: TokenMDP, max_sequences: int = MAX_SEQUENCES) -> Re
     with np.errstate(invalid="ignore"):
         tele = (rho_m1 * np.expm1(suffix)).sum(axis=1)  # prod rho - 1 - sum (rho - 1)
     tele = np.where(alive, tele, 0.0)
-    R = mdp.reward[final]
+    return Paths(tokens=tokens, states=states, lr=lr, rho_m1=rho_m1, kl_ctx=kl_ctx,
+                 tv_ctx=tv_ctx, p_roll=p_roll, p_theta=p_theta, alive=alive, final=state,
+                 tele=tele, reward=mdp.reward[state], log_roll_t=log_roll_t)
+
+
+def enumerate_sequences(mdp: TokenMDP, max_sequences: int = MAX_SEQUENCES) -> ReferenceResult:
+    """Brute-force evaluation of ``mdp`` over all S_1 * V**T (prompt, response) pairs.
+
+    Raises
+    ------
+    ValidationError
+        If there are more than ``max_sequences`` sequences.
+    """
+    S1, V, T = int(mdp.n_states[0]), mdp.V, mdp.T
+    per = V**T
+    pa = paths(mdp, max_sequences)
+    tokens, states, lr, rho_m1 = pa.tokens, pa.states, pa.lr, pa.rho_m1
+    kl_ctx, tv_ctx, p_roll, p_theta = pa.kl_ctx, pa.tv_ctx, pa.p_roll, pa.p_theta
+    final, tele, R = pa.final, pa.tele, pa.reward
+    total_lr = lr.sum(axis=1)
     w = p_roll * tele  # Error density per sequence, = P^theta - P^roll (1 + sum(rho-1))
     w_state = np.bincount(final, weights=w, minlength=int(mdp.n_states[-1]))
 
