@@ -103,3 +103,93 @@ def forward(nxt, roll, theta, diff, logratio, kl, tv, block_start, layer_block, 
                     lmax2[s2] = hi
         m, dp, a, e, reach, lmin, lmax = m2, dp2, a2, e2, reach2, lmin2, lmax2
     return m, dp, a, e, reach, lmin, lmax, dbar, dkl_t, eps_t, delta_t
+
+
+# Columns of the per-sequence statistics returned by ``sample_paths``.
+STAT_COLUMNS = ("sum_lr", "min_lr", "max_lr", "sum_k2", "max_k2", "sum_k3", "max_k3",
+                "sum_abs", "sum_w_abs", "max_kl", "sum_kl", "sum_rho_m1", "sum_rho_m1_sq",
+                "final")
+
+
+@njit(cache=True)
+def _k3_of_lr(lr):
+    """rho - 1 - log rho at rho = exp(lr), without cancellation for small |lr|."""
+    if abs(lr) < 1e-3:
+        return lr * lr * (0.5 + lr * (1.0 / 6.0 + lr * (1.0 / 24.0 + lr / 120.0)))
+    return np.expm1(lr) - lr
+
+
+@njit(cache=True)
+def sample_paths(nxt, roll_cdf, logratio, kl, block_start, layer_block, init_cdf,
+                 uniforms, weights):
+    """Draw len(uniforms) sequences from pi_roll (inverse CDF with the given uniforms,
+    shape (N, T + 1): column 0 picks the first state, column t + 1 the token at step t)
+    and return per-sequence statistics, shape (N, len(STAT_COLUMNS))."""
+    N = uniforms.shape[0]
+    T = layer_block.shape[0]
+    V = roll_cdf.shape[1]
+    out = np.empty((N, 14))
+    S0 = init_cdf.shape[0]
+    for i in range(N):
+        u0 = uniforms[i, 0]
+        s = 0
+        while s < S0 - 1 and init_cdf[s] <= u0:
+            s += 1
+        sum_lr = 0.0
+        min_lr = np.inf
+        max_lr = -np.inf
+        sum_k2 = 0.0
+        max_k2 = 0.0
+        sum_k3 = 0.0
+        max_k3 = 0.0
+        sum_abs = 0.0
+        sum_w_abs = 0.0
+        max_kl = 0.0
+        sum_kl = 0.0
+        sum_rm1 = 0.0
+        sum_rm1_sq = 0.0
+        for t in range(T):
+            row = block_start[layer_block[t]] + s
+            u = uniforms[i, t + 1]
+            y = 0
+            while y < V - 1 and roll_cdf[row, y] <= u:
+                y += 1
+            lr = logratio[row, y]
+            k = kl[row]
+            rm1 = np.expm1(lr)
+            k2 = 0.5 * lr * lr
+            k3 = _k3_of_lr(lr)
+            sum_lr += lr
+            if lr < min_lr:
+                min_lr = lr
+            if lr > max_lr:
+                max_lr = lr
+            sum_k2 += k2
+            if k2 > max_k2:
+                max_k2 = k2
+            sum_k3 += k3
+            if k3 > max_k3:
+                max_k3 = k3
+            sum_abs += abs(rm1)
+            sum_w_abs += weights[t] * abs(rm1)
+            if k > max_kl:
+                max_kl = k
+            sum_kl += k
+            sum_rm1 += rm1
+            sum_rm1_sq += rm1 * rm1
+            s = nxt[row, y]
+        out[i, 0] = sum_lr
+        out[i, 1] = min_lr
+        out[i, 2] = max_lr
+        out[i, 3] = sum_k2
+        out[i, 4] = max_k2
+        out[i, 5] = sum_k3
+        out[i, 6] = max_k3
+        out[i, 7] = sum_abs
+        out[i, 8] = sum_w_abs
+        out[i, 9] = max_kl
+        out[i, 10] = sum_kl
+        out[i, 11] = sum_rm1
+        out[i, 12] = sum_rm1_sq
+        out[i, 13] = s
+    return out
