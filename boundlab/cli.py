@@ -19,7 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                        "policy-gradient methods.")
 console = Console()
 
-SWEEPS = ("main",)
+SWEEPS = ("main", "masking")
 
 
 def _progress() -> Progress:
@@ -49,16 +49,26 @@ def sweep(
         _fail(f"unknown sweep {name!r}; available: {', '.join(SWEEPS)}")
     if jobs == 0:
         _fail("--jobs must be a positive number of processes or -1 for all cores")
-    from .experiments import run_main
-
     start = time.perf_counter()
     console.print(f"[bold]boundlab sweep {name}[/] ({'quick' if quick else 'full'} grids, "
                   f"jobs={jobs}) -> {out.resolve()}")
     try:
         with _progress() as progress:
-            info = run_main(out, quick=quick, jobs=jobs, progress=progress)
+            if name == "masking":
+                from .experiments_masking import run_masking
+
+                info = run_masking(out, quick=quick, jobs=jobs, progress=progress)
+            else:
+                from .experiments import run_main
+
+                info = run_main(out, quick=quick, jobs=jobs, progress=progress)
     except ValidationError as exc:
         _fail(str(exc))
+    if name != "main":
+        for p in info["written"]:
+            console.print(f"  wrote {p}")
+        console.print(f"{info['n_points']} points in {time.perf_counter() - start:.1f} s")
+        return
     b = info["bigram"]
     console.print(
         f"bigram-bf16 real input ({b['n_chars']:,} characters of stdlib docstrings, Python "

@@ -33,7 +33,7 @@ from .model import TokenMDP, check_size, tree_bytes
 __all__ = [
     "ALPHABET", "FAMILIES", "BigramModel", "bigram_model", "bigram_bf16", "iid",
     "moe_flip", "random_dense", "random_tree", "bernoulli_at_kl", "perturb_logits",
-    "last_k_next",
+    "last_k_next", "improve_flip",
 ]
 
 
@@ -129,6 +129,29 @@ def moe_flip(T: int, V: int = 8, k: int = 2, *, flip_frac: float = 1 / 16,
     noise. theory.md section 7, second bullet."""
     return random_dense(T, V, k, noise=noise, flip_frac=flip_frac, jump=jump,
                         logit_scale=logit_scale, seed=seed)
+
+
+def improve_flip(T: int, V: int = 8, k: int = 2, *, eta: float = 0.5,
+                 flip_frac: float = 0.0, jump: float = 7.0, logit_scale: float = 1.5,
+                 seed: int = 0) -> TokenMDP:
+    """A policy-improvement step plus routing flips: pi_theta's logits are pi_roll's plus
+    ``eta`` times the centred reward of the state each token leads to (a step toward
+    higher-reward states), then a fraction ``flip_frac`` of states is flipped by ``jump``
+    nats. With flip_frac = 0, J(theta) > J(roll) is the typical outcome; the flips add
+    mismatch that TRM should reject."""
+    for name, x in (("eta", eta), ("flip_frac", flip_frac), ("logit_scale", logit_scale)):
+        _check_positive(name, x)
+    if not 0 <= flip_frac <= 1:
+        raise ValidationError(f"flip_frac = {flip_frac!r} must lie in [0, 1]")
+    rng = np.random.default_rng(seed)
+    S = V**k
+    nxt = last_k_next(V, k)
+    lr = logit_scale * rng.standard_normal((S, V))
+    reward = rng.random(S)
+    gain = reward[nxt] - reward[nxt].mean(axis=1, keepdims=True)
+    lt = perturb_logits(lr + eta * gain, rng, flip_frac=flip_frac, jump=jump)
+    return TokenMDP.markov(nxt, softmax(lr, axis=1), softmax(lt, axis=1),
+                           np.full(S, 1.0 / S), reward, T)
 
 
 # ---------------------------------------------------------------- i.i.d. counting
@@ -292,4 +315,5 @@ FAMILIES = {
     "iid": iid,
     "random_dense": random_dense,
     "random_tree": random_tree,
+    "improve_flip": improve_flip,
 }

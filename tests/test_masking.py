@@ -200,3 +200,27 @@ def test_detector_threshold_parsing():
             Detector(*bad)
     with pytest.raises(ValidationError, match="no exact DP"):
         acceptance(families.moe_flip(3), TRMAvg(0.1), method="dp")
+
+
+def test_masking_sweep_end_to_end(tmp_path):
+    from typer.testing import CliRunner
+
+    from boundlab.cli import app
+
+    result = CliRunner().invoke(app, ["sweep", "masking", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for name in ("masking_acceptance", "detector_error", "masked_surrogate"):
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 10_000
+        assert (tmp_path / "figures" / f"{name}.pdf").exists()
+    import pandas as pd
+
+    acc = pd.read_csv(tmp_path / "results" / "masking_acceptance.csv")
+    trm = acc[acc["rule"].str.startswith("TRM-Max")]
+    assert (trm["method"] == "dp").all()  # exact at every horizon
+    for family, sub in trm.groupby("family"):
+        v = sub.sort_values("p_T")["value"].to_numpy()
+        assert (np.diff(v) <= 1e-12).all(), family  # acceptance never grows with T
+    sur = pd.read_csv(tmp_path / "results" / "masking_surrogate.csv")
+    no_flip = sur[(sur["p_flip_frac"] == 0) & sur["rule"].str.startswith("TRM-Max")].iloc[0]
+    assert no_flip["acceptance"] == pytest.approx(1.0)  # the step itself is inside delta
+    assert no_flip["masked_centered"] == pytest.approx(no_flip["full"], rel=1e-12)
