@@ -19,7 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                        "policy-gradient methods.")
 console = Console()
 
-SWEEPS = ("main", "masking")
+SWEEPS = ("main", "masking", "tightness")
 
 
 def _progress() -> Progress:
@@ -39,6 +39,9 @@ def sweep(
     out: Path = typer.Option(Path("."), "--out", help="writes OUT/figures and OUT/results"),
     jobs: int = typer.Option(1, "--jobs", min=-1,
                              help="local processes (joblib n_jobs; -1 = all cores)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                            help="run the points on an existing Dask "
+                                                 "cluster, e.g. tcp://HOST:8786"),
 ):
     """Regenerate figures (PNG and PDF) and tidy CSV results from exact computation.
 
@@ -57,11 +60,19 @@ def sweep(
             if name == "masking":
                 from .experiments_masking import run_masking
 
-                info = run_masking(out, quick=quick, jobs=jobs, progress=progress)
+                info = run_masking(out, quick=quick, jobs=jobs, progress=progress,
+                                   scheduler=scheduler)
+            elif name == "tightness":
+                from .experiments_tightness import run_tightness
+
+                info = run_tightness(out, quick=quick, jobs=jobs, progress=progress,
+                                     scheduler=scheduler, figures=True)
+                _print_tightness(info)
             else:
                 from .experiments import run_main
 
-                info = run_main(out, quick=quick, jobs=jobs, progress=progress)
+                info = run_main(out, quick=quick, jobs=jobs, progress=progress,
+                                scheduler=scheduler)
     except ValidationError as exc:
         _fail(str(exc))
     if name != "main":
@@ -87,6 +98,55 @@ def sweep(
     console.print(f"{info['n_points']} points in {time.perf_counter() - start:.1f} s")
     if info["violations"]:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def tightness(
+    quick: bool = typer.Option(False, "--quick", help="CI-sized run (still fits exponents)"),
+    out: Path = typer.Option(Path("."), "--out", help="writes OUT/results"),
+    jobs: int = typer.Option(1, "--jobs", min=-1, help="local processes (joblib)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                            help="existing Dask cluster, tcp://HOST:PORT"),
+):
+    """Search for worst-case pairs; print worst case / bound ratios and fitted exponents."""
+    from .experiments_tightness import run_tightness
+
+    start = time.perf_counter()
+    try:
+        with _progress() as progress:
+            info = run_tightness(out, quick=quick, jobs=jobs, progress=progress,
+                                 scheduler=scheduler)
+    except ValidationError as exc:
+        _fail(str(exc))
+    _print_tightness(info)
+    for p in info["written"]:
+        console.print(f"  wrote {p}")
+    console.print(f"{info['n_points']} searches in {time.perf_counter() - start:.1f} s")
+
+
+def _print_tightness(info: dict) -> None:
+    frame = info["frame"]
+    t = Table(title="best worst case found / bound (1 would be tight)")
+    cols = ["series", "T", "worst_case_error", "ratio_unified", "ratio_pm_kl",
+            "ratio_mix_kl", "ratio_adap_star", "ratio_classical"]
+    for c in cols:
+        t.add_column(c.replace("ratio_", "/ "), justify="right" if c != "series" else "left",
+                     no_wrap=c == "series")
+    for _, r in frame.sort_values(["series", "T", "delta_budget"]).iterrows():
+        if r["series"] == "iid delta-series":
+            continue
+        t.add_row(r["series"], str(r["T"]), f"{r['worst_case_error']:.4g}",
+                  *[f"{r[c]:.3g}" for c in cols[3:]])
+    console.print(t)
+    e = Table(title="exponent of worst case vs T (slope of log-log fit, 95% CI)")
+    for c in ("series", "regime", "slope", "95% CI", "T range", "unified", "pm_kl", "mix_kl"):
+        e.add_column(c, no_wrap=c in ("series", "regime", "95% CI"))
+    for _, r in info["exponents"].iterrows():
+        e.add_row(r["series"], r["regime"], f"{r['slope']:.3f}",
+                  f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]", f"{r['T_min']}..{r['T_max']}",
+                  f"{r['unified_slope']:.2f}", f"{r['pm_kl_slope']:.2f}",
+                  f"{r['mix_kl_slope']:.2f}")
+    console.print(e)
 
 
 @app.command()

@@ -237,7 +237,7 @@ def _waterfalls(figures: Path, results: Path) -> list[Path]:
 
 # ---------------------------------------------------------------- driver
 def run_main(out: Path, *, quick: bool = False, jobs: int = 1, progress=None,
-             log=print) -> dict:
+             scheduler=None) -> dict:
     """Run the main sweep into ``out`` and return a dict of what was written and measured.
 
     Finished points are cached in ``out/results/cache``; rerunning after an interruption
@@ -254,7 +254,8 @@ def run_main(out: Path, *, quick: bool = False, jobs: int = 1, progress=None,
     frames = {}
     for part, points in pts.items():
         frames[part] = run_points(points, cache, jobs=jobs, progress=progress,
-                                  description=f"({part}) {len(points)} points")
+                                  description=f"({part}) {len(points)} points",
+                                  scheduler=scheduler)
 
     h, d, m, v = frames["horizon"], frames["divergence"], frames["map"], frames["validity"]
     for name in BOUND_NAMES:  # validity status of every bound, per instance

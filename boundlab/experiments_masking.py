@@ -208,13 +208,14 @@ def plot_masked_surrogate(frame: pd.DataFrame, ax):
     return ax
 
 
-def run_masking(out: Path, *, quick: bool = False, jobs: int = 1, progress=None) -> dict:
+def run_masking(out: Path, *, quick: bool = False, jobs: int = 1, progress=None,
+                scheduler=None) -> dict:
     """Run the masking sweep into ``out``; returns what was written."""
     out = Path(out)
     results, figures = out / "results", out / "figures"
     frames = {name: run_points(pts, results / "cache", jobs=jobs, progress=progress,
                                description=f"(masking {name}) {len(pts)} points",
-                               worker=masking_point)
+                               worker=masking_point, scheduler=scheduler)
               for name, pts in _points(quick).items()}
     written = [_write_csv(f, results / f"masking_{k}.csv") for k, f in frames.items()]
 

@@ -398,6 +398,25 @@ class TokenMDP:
             self.reward,
         )
 
+    def to_dict(self) -> dict:
+        """A JSON-able description (nested lists): the distinct step tables, which table
+        each step uses, init and reward. :meth:`from_dict` rebuilds the same model."""
+        return {
+            "blocks": [[b.nxt.tolist(), b.roll.tolist(), b.theta.tolist()]
+                       for b in self._blocks],
+            "layer_block": self._layer_block.tolist(),
+            "init": self.init.tolist(),
+            "reward": self.reward.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TokenMDP":
+        """Rebuild a model from :meth:`to_dict` (validated like any other input)."""
+        blocks = [tuple(np.asarray(a) for a in b) for b in d["blocks"]]
+        steps = [blocks[i] for i in d["layer_block"]]
+        return cls([b[0] for b in steps], [b[1] for b in steps], [b[2] for b in steps],
+                   d["init"], d["reward"])
+
     def to_tree(self, *, max_bytes=DEFAULT_MAX_BYTES) -> "TokenMDP":
         """Expand into the exact tree over (layer-1 state, y_1..y_t) with the same law.
 

@@ -22,6 +22,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from .bounds import CLOSED_FORM_BOUNDS, tightest
+from .errors import ValidationError
 from .evaluation import evaluate
 from .families import FAMILIES
 
@@ -82,13 +83,18 @@ def _load(path: Path):
 
 def run_points(points: list[dict], cache_dir: Path, *, jobs: int = 1,
                progress=None, description: str = "points",
-               worker: Callable[[dict], dict] = evaluate_point) -> pd.DataFrame:
+               worker: Callable[[dict], dict] = evaluate_point,
+               scheduler: str | None = None) -> pd.DataFrame:
     """Evaluate ``points`` (cached in ``cache_dir``) and return their rows as a DataFrame,
     in the order of ``points``.
 
-    ``jobs`` is joblib's n_jobs (local processes; 1 runs in this process). ``progress`` is
-    an optional :class:`rich.progress.Progress`; a task named ``description`` advances as
-    points finish (cached points count at once).
+    ``jobs`` is joblib's n_jobs (local processes; 1 runs in this process). With
+    ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``, or a
+    ``dask.distributed.Client``) the points run on that existing Dask cluster instead;
+    its workers need boundlab installed (the same version). Results come back to this
+    process, which writes the cache, so nothing depends on a shared file system.
+    ``progress`` is an optional :class:`rich.progress.Progress`; a task named
+    ``description`` advances as points finish (cached points count at once).
     """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -105,11 +111,13 @@ def run_points(points: list[dict], cache_dir: Path, *, jobs: int = 1,
         progress.update(task, completed=len(set(keys)) - len(todo))
     if todo:
         items = list(todo.items())
-        runner = Parallel(n_jobs=jobs, return_as="generator_unordered") if jobs != 1 else None
         results: Iterable
-        if runner is None:
+        if scheduler is not None:
+            results = _on_dask(scheduler, worker, items)
+        elif jobs == 1:
             results = ((k, worker(p)) for k, p in items)
         else:
+            runner = Parallel(n_jobs=jobs, return_as="generator_unordered")
             results = runner(delayed(_keyed)(worker, k, p) for k, p in items)
         for k, row in results:
             atomic_write_text(cache_dir / f"{k}.json", json.dumps(row, default=_jsonable))
@@ -121,6 +129,24 @@ def run_points(points: list[dict], cache_dir: Path, *, jobs: int = 1,
 
 def _keyed(worker, key, point):
     return key, worker(point)
+
+
+def _on_dask(scheduler, worker, items):
+    """Run (key, point) items on a Dask cluster, yielding (key, row) as they finish."""
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError as exc:  # pragma: no cover - the dask extra is not installed
+        raise ValidationError("--scheduler needs dask.distributed: pip install "
+                              "'boundlab[dask]'") from exc
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler) if own else scheduler
+    try:
+        futures = [client.submit(_keyed, worker, k, p, pure=False) for k, p in items]
+        for fut in as_completed(futures):
+            yield fut.result()
+    finally:
+        if own:
+            client.close()
 
 
 def _jsonable(x):

@@ -14,8 +14,8 @@ and many seeded random restarts:
 
 Budgets: ``("delta", d)`` every context has D_KL(c) <= d (nats); ``("eps", e)`` every
 context has D_TV(c) <= e (trees with V = 2); ``("dkl_seq", D)`` D_KL^seq <= D.
-The pair found is saved (``.npz`` in :func:`boundlab.cli` ``inspect --from-file``
-format plus the figures), reloadable and re-verifiable with :func:`boundlab.evaluate`.
+The pair found is saved as JSON (:func:`save_pair`), reloadable with :func:`load_pair`
+and re-verifiable with :func:`boundlab.evaluate`.
 """
 
 from __future__ import annotations
@@ -374,29 +374,21 @@ def fit_exponent(T, values) -> Exponent:
 
 # ---------------------------------------------------------------- saving
 def save_pair(result: SearchResult, path) -> Path:
-    """Save the pair as .npz (roll_t, theta_t, next_t, init, reward) with a JSON sidecar of
-    the budget and the value found."""
+    """Save the pair found as JSON (:meth:`TokenMDP.to_dict` plus the budget, the value
+    found and the ratios to every bound); reload with :func:`load_pair`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mdp = result.mdp
-    arrays = {"init": mdp.init, "reward": mdp.reward}
-    for t in range(mdp.T):
-        nxt, roll, theta = mdp.step(t)
-        arrays[f"roll_{t}"], arrays[f"theta_{t}"], arrays[f"next_{t}"] = roll, theta, nxt
-    np.savez(path, **arrays)
+    from .sweeps import atomic_write_text
+
     meta = {"budget": list(result.budget), "worst_case_error": result.worst_case_error,
-            "kind": result.kind, "T": mdp.T, "V": mdp.V, "n_restarts": result.n_restarts,
-            "ratios": result.ratios}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+            "kind": result.kind, "T": result.mdp.T, "V": result.mdp.V,
+            "n_restarts": result.n_restarts, "ratios": result.ratios,
+            "mdp": result.mdp.to_dict()}
+    atomic_write_text(path, json.dumps(meta))
     return path
 
 
 def load_pair(path) -> tuple[TokenMDP, dict]:
     """Reload a pair saved by :func:`save_pair`: (TokenMDP, metadata)."""
-    path = Path(path)
-    data = np.load(path)
-    T = sum(1 for k in data.files if k.startswith("roll_"))
-    mdp = TokenMDP([data[f"next_{t}"] for t in range(T)], [data[f"roll_{t}"] for t in range(T)],
-                   [data[f"theta_{t}"] for t in range(T)], data["init"], data["reward"])
-    return mdp, json.loads(path.with_suffix(".json").read_text())
-
+    meta = json.loads(Path(path).read_text())
+    return TokenMDP.from_dict(meta.pop("mdp")), meta
