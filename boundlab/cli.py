@@ -19,7 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                        "policy-gradient methods.")
 console = Console()
 
-SWEEPS = ("main", "masking", "tightness")
+SWEEPS = ("main", "masking", "tightness", "training")
 
 
 def _progress() -> Progress:
@@ -62,6 +62,11 @@ def sweep(
 
                 info = run_masking(out, quick=quick, jobs=jobs, progress=progress,
                                    scheduler=scheduler)
+            elif name == "training":
+                from .experiments_training import run_training
+
+                info = run_training(out, quick=quick, jobs=jobs, progress=progress,
+                                    scheduler=scheduler)
             elif name == "tightness":
                 from .experiments_tightness import run_tightness
 
@@ -147,6 +152,26 @@ def _print_tightness(info: dict) -> None:
                   f"{r['unified_slope']:.2f}", f"{r['pm_kl_slope']:.2f}",
                   f"{r['mix_kl_slope']:.2f}")
     console.print(e)
+
+
+@app.command()
+def methods():
+    """Every method of methods.md: coefficient formula, source, and the exact checks it
+    passes (run now, on small instances)."""
+    from .experiments_training import method_table
+
+    frame = method_table()
+    t = Table(title="method zoo (exact checks run now)")
+    for col in ("method", "variant", "coef on grad log pi", "source", "checks passed"):
+        t.add_column(col, overflow="fold")
+    for _, r in frame.iterrows():
+        passed = "; ".join(("ok " if v else "FAILED ") + k for k, v in r["checks"].items())
+        t.add_row(r["method"], r["variant"], r["coef"], r["source"],
+                  f"[{'green' if r['all_pass'] else 'red'}]{r['passed']}/{r['n_checks']}[/] "
+                  + passed)
+    console.print(t)
+    if not frame["all_pass"].all():
+        raise typer.Exit(code=1)
 
 
 @app.command()
