@@ -19,7 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                        "policy-gradient methods.")
 console = Console()
 
-SWEEPS = ("main", "masking", "tightness", "training")
+SWEEPS = ("main", "masking", "tightness", "training", "all")
 
 
 def _progress() -> Progress:
@@ -52,6 +52,10 @@ def sweep(
         _fail(f"unknown sweep {name!r}; available: {', '.join(SWEEPS)}")
     if jobs == 0:
         _fail("--jobs must be a positive number of processes or -1 for all cores")
+    if name == "all":
+        for each in SWEEPS[:-1]:
+            sweep(each, quick=quick, out=out, jobs=jobs, scheduler=scheduler)
+        return
     start = time.perf_counter()
     console.print(f"[bold]boundlab sweep {name}[/] ({'quick' if quick else 'full'} grids, "
                   f"jobs={jobs}) -> {out.resolve()}")
@@ -72,7 +76,6 @@ def sweep(
 
                 info = run_tightness(out, quick=quick, jobs=jobs, progress=progress,
                                      scheduler=scheduler, figures=True)
-                _print_tightness(info)
             else:
                 from .experiments import run_main
 
@@ -80,6 +83,8 @@ def sweep(
                                 scheduler=scheduler)
     except ValidationError as exc:
         _fail(str(exc))
+    if name == "tightness":
+        _print_tightness(info)
     if name != "main":
         for p in info["written"]:
             console.print(f"  wrote {p}")

@@ -8,7 +8,8 @@ Points:
 * i.i.d. searches at delta = 1e-3 over T up to 4096, and over delta at T = 256;
 * chain searches (state = last token, V = 2) at delta = 1e-3 over T up to 1024.
 Exponents of log worst case against log T are fitted on the i.i.d. and chain series in the
-small-divergence regime T delta <= 1 and, separately, for T delta >= 1.
+small-divergence regime T delta <= 1 and, separately, for T delta >= 1, and on each tree
+series (adversarial search over exact trees, T = 2..6: few points, wide intervals).
 """
 
 from __future__ import annotations
@@ -88,12 +89,15 @@ def exponents(frame: pd.DataFrame) -> pd.DataFrame:
     """Fitted exponents (slope of log worst case on log T, 95% CI) per series and regime,
     beside the exponent each bound would impose."""
     rows = []
-    for series in ("iid T-series", "chain T-series"):
+    tree_series = sorted(s for s in frame["series"].unique() if s.startswith("tree"))
+    for series in ("iid T-series", "chain T-series", *tree_series):
         sub = frame[frame["series"] == series]
         if sub.empty:
             continue
-        for regime, mask in (("T delta <= 1", sub["T"] * SERIES_DELTA <= 1),
-                             ("T delta >= 1", sub["T"] * SERIES_DELTA >= 1)):
+        regimes = ((("T delta <= 1", sub["T"] * SERIES_DELTA <= 1),
+                    ("T delta >= 1", sub["T"] * SERIES_DELTA >= 1))
+                   if not series.startswith("tree") else (("T = 2..6", sub["T"] > 0),))
+        for regime, mask in regimes:
             part = sub[mask]
             if len(part) < 3:
                 continue

@@ -32,7 +32,7 @@ from .reference import paths
 
 __all__ = [
     "PGIS", "TIS", "PPOClip", "DualClip", "TokenMask", "TRMMask", "DPPO", "SPO", "DRPO",
-    "TOKEN_METHODS", "MethodResult", "expected", "dppo_divergence", "with_logits",
+    "TOKEN_METHODS", "MethodResult", "expected", "coefficients", "dppo_divergence", "with_logits",
     "logits_of", "RPG", "rpg_expected", "j_beta", "GRPOK3", "grpo_k3_expected", "PPG",
     "ppg_gradient", "ppg_objective", "objective_J",
 ]
@@ -240,6 +240,15 @@ class DRPO:
 
 
 TOKEN_METHODS = (PGIS(), TIS(), PPOClip(), DualClip(), TokenMask(), DPPO(), SPO(), DRPO())
+
+
+def coefficients(method, mdp: TokenMDP, advantage: float) -> np.ndarray:
+    """The per-token coefficient on grad log pi(v | s) for every (row, token) of the flat
+    tables, at sequence advantage ``advantage``: A+ c+ - A- c- (methods.md column "coef").
+    Sequence masks are not applied here (they multiply the whole sequence)."""
+    ctx = _context(mdp)
+    _, _, cp, cm = method.parts(ctx["r"], ctx)
+    return max(advantage, 0.0) * cp - max(-advantage, 0.0) * cm
 
 
 # ---------------------------------------------------------------- exact expectation
