@@ -139,14 +139,7 @@ def run_training(out: Path, *, quick: bool = False, jobs: int = 1, progress=None
 
 
 # ---------------------------------------------------------------- methods table
-def _fd(fun, z, h=1e-6):
-    g = np.zeros_like(z)
-    for i in zip(*np.nonzero(np.isfinite(z))):
-        zp, zm = z.copy(), z.copy()
-        zp[i] += h
-        zm[i] -= h
-        g[i] = (fun(zp) - fun(zm)) / (2 * h)
-    return g
+_fd = O.finite_difference_gradient
 
 
 def method_table() -> pd.DataFrame:

@@ -32,7 +32,7 @@ from .reference import paths
 
 __all__ = [
     "PGIS", "TIS", "PPOClip", "DualClip", "TokenMask", "TRMMask", "DPPO", "SPO", "DRPO",
-    "TOKEN_METHODS", "MethodResult", "expected", "coefficients", "dppo_divergence", "with_logits",
+    "TOKEN_METHODS", "MethodResult", "expected", "coefficients", "finite_difference_gradient", "dppo_divergence", "with_logits",
     "logits_of", "RPG", "rpg_expected", "j_beta", "GRPOK3", "grpo_k3_expected", "PPG",
     "ppg_gradient", "ppg_objective", "objective_J",
 ]
@@ -266,6 +266,35 @@ class MethodResult:
     method: str
 
 
+def _flat_rows(mdp: TokenMDP, pa) -> np.ndarray:
+    """Flat table row of every (enumerated sequence, step)."""
+    fl = mdp._flat
+    return pa.states + fl["block_start"][fl["layer_block"]][None, :]
+
+
+def _scatter_gradient(mdp: TokenMDP, row, tok, coef) -> np.ndarray:
+    """Gradient wrt pi_theta's logits of sum over (sequence, step) of coef * log pi(tok|row):
+    grad_z(row) log pi(tok | row) = e_tok - pi_theta(row), accumulated per flat row."""
+    theta = mdp._flat["theta"]
+    grad = np.zeros(theta.shape)
+    np.add.at(grad, (row, tok), coef)
+    per_row = np.zeros(theta.shape[0])
+    np.add.at(per_row, row, coef)
+    return grad - per_row[:, None] * theta
+
+
+def finite_difference_gradient(fun, z: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of ``fun`` over every finite entry of the logits ``z`` (error
+    O(h^2) from truncation plus ~1e-16 / h from rounding: about 1e-10 at h = 1e-6)."""
+    g = np.zeros_like(z)
+    for i in zip(*np.nonzero(np.isfinite(z))):
+        zp, zm = z.copy(), z.copy()
+        zp[i] += h
+        zm[i] -= h
+        g[i] = (fun(zp) - fun(zm)) / (2 * h)
+    return g
+
+
 def _context(mdp: TokenMDP) -> dict:
     fl = mdp._flat
     roll, theta = fl["roll"], fl["theta"]
@@ -330,8 +359,7 @@ def _expected_enum(method, mdp, b):
     ctx = _context(mdp)
     fp, fm, cp, cm = method.parts(ctx["r"], ctx)
     pa = paths(mdp, ENUMERATE_LIMIT)
-    row = pa.states + fl["block_start"][fl["layer_block"]][None, :]   # flat row per step
-    tok = pa.tokens
+    row, tok = _flat_rows(mdp, pa), pa.tokens
     A = pa.reward - b
     Ap, Am = np.maximum(A, 0.0)[:, None], np.maximum(-A, 0.0)[:, None]
     if method.seq_rule is not None:
@@ -341,12 +369,7 @@ def _expected_enum(method, mdp, b):
         M = np.ones(len(pa.p_roll))
     w = (pa.p_roll * M)[:, None]
     obj = float((w * (Ap * fp[row, tok] - Am * fm[row, tok])).sum())
-    coef = w * (Ap * cp[row, tok] - Am * cm[row, tok])
-    grad = np.zeros(fl["roll"].shape)
-    np.add.at(grad, (row, tok), coef)
-    rs = np.zeros(fl["roll"].shape[0])
-    np.add.at(rs, row, coef)
-    grad -= rs[:, None] * fl["theta"]
+    grad = _scatter_gradient(mdp, row, tok, w * (Ap * cp[row, tok] - Am * cm[row, tok]))
     return MethodResult(obj, grad, float(pa.p_roll[M > 0].sum()), b, "enumeration")
 
 
@@ -408,9 +431,8 @@ def rpg_expected(m: RPG, mdp: TokenMDP) -> MethodResult:
     UFKL E[-w R + beta (w - log w - 1)], URKL E[-w R + beta (w log w - w)] (x ~ pi_old);
     reinforce: -E[sg(weight) log pi] with the weights of methods.md. Both should have
     gradient -grad J_beta (tested)."""
-    fl = mdp._flat
     pa = paths(mdp, ENUMERATE_LIMIT)
-    row = pa.states + fl["block_start"][fl["layer_block"]][None, :]
+    row = _flat_rows(mdp, pa)
     logw = pa.lr.sum(axis=1)
     w = np.exp(logw)
     R = pa.reward
@@ -432,12 +454,7 @@ def rpg_expected(m: RPG, mdp: TokenMDP) -> MethodResult:
         value, g_seq = float(-(p * weight * logpi).sum()), -weight
     else:
         raise ValidationError(f"form = {m.form!r}; expected loss or reinforce")
-    coef = (p * g_seq)[:, None] * np.ones((1, mdp.T))
-    grad = np.zeros(fl["roll"].shape)
-    np.add.at(grad, (row, pa.tokens), coef)
-    rs = np.zeros(grad.shape[0])
-    np.add.at(rs, row, coef)
-    grad -= rs[:, None] * fl["theta"]
+    grad = _scatter_gradient(mdp, row, pa.tokens, (p * g_seq)[:, None] * np.ones((1, mdp.T)))
     return MethodResult(value, grad, 1.0, 0.0, "enumeration")
 
 
@@ -467,21 +484,15 @@ def grpo_k3_expected(m: GRPOK3, mdp: TokenMDP, ref: np.ndarray) -> MethodResult:
     """E_old[(w) k3(P^ref(x) / P^pi(x))] and its gradient wrt pi's logits (pi_old =
     pi_roll is the sampling policy, held fixed; ``ref`` gives P^ref of every enumerated
     sequence, in the order of :func:`boundlab.reference.paths`)."""
-    fl = mdp._flat
     pa = paths(mdp, ENUMERATE_LIMIT)
-    row = pa.states + fl["block_start"][fl["layer_block"]][None, :]
+    row = _flat_rows(mdp, pa)
     w = np.exp(pa.lr.sum(axis=1)) if m.weighted else np.ones(len(pa.p_roll))
     u = ref / pa.p_theta                        # pi_ref / pi
     k3 = u - 1 - np.log(u)
     value = float((pa.p_roll * w * k3).sum())
     # d/d log pi of w k3(u): w k3 (if weighted) + w (-u + 1)
     g_seq = pa.p_roll * (w * (1 - u) + (w * k3 if m.weighted else 0.0))
-    coef = g_seq[:, None] * np.ones((1, mdp.T))
-    grad = np.zeros(fl["roll"].shape)
-    np.add.at(grad, (row, pa.tokens), coef)
-    rs = np.zeros(grad.shape[0])
-    np.add.at(rs, row, coef)
-    grad -= rs[:, None] * fl["theta"]
+    grad = _scatter_gradient(mdp, row, pa.tokens, g_seq[:, None] * np.ones((1, mdp.T)))
     return MethodResult(value, grad, 1.0, 0.0, "enumeration")
 
 

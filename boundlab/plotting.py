@@ -62,6 +62,27 @@ def _positive(y):
     return np.where(y > 0, y, np.nan)  # log axes: zeros are not drawn
 
 
+def _bounds_and_errors(ax: Axes, x, frame: pd.DataFrame, bounds) -> None:
+    """One line per bound and markers for the two error columns, against ``x``."""
+    for name in bounds:
+        ax.plot(x, _positive(frame[name]), label=BOUND_LABEL[name], **BOUND_STYLE[name])
+    for col, style in ERROR_STYLE.items():
+        ax.plot(x, _positive(frame[col]), **style)
+
+
+def _finish(ax: Axes, title, legend) -> Axes:
+    """Log-log axes, the bound label, optional title and legend, a light grid."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylabel("bound on |Error| (reward units)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if legend:
+        ax.legend(fontsize=6.5, loc="upper left", frameon=False)
+    ax.grid(True, which="major", alpha=0.25)
+    return ax
+
+
 def plot_horizon(frame: pd.DataFrame, ax: Axes, *, bounds=MAIN_BOUNDS, slopes=True,
                  title: str | None = None, legend: bool = True) -> Axes:
     """Bounds and errors against the horizon T on log-log axes.
@@ -72,10 +93,7 @@ def plot_horizon(frame: pd.DataFrame, ax: Axes, *, bounds=MAIN_BOUNDS, slopes=Tr
     """
     f = frame.sort_values("T")
     T = f["T"].to_numpy(float)
-    for name in bounds:
-        ax.plot(T, _positive(f[name]), label=BOUND_LABEL[name], **BOUND_STYLE[name])
-    for col, style in ERROR_STYLE.items():
-        ax.plot(T, _positive(f[col]), **style)
+    _bounds_and_errors(ax, T, f, bounds)
     if slopes and len(f) > 2:
         i = len(f) // 2
         T0, y0 = T[i], float(f["unified"].iloc[i])
@@ -85,16 +103,8 @@ def plot_horizon(frame: pd.DataFrame, ax: Axes, *, bounds=MAIN_BOUNDS, slopes=Tr
                 ax.plot(T, ref, color="0.7", lw=0.8, ls=(0, (1, 2)), zorder=0)
                 ax.annotate(lab, (T[-1], ref[-1]), fontsize=7, color="0.45",
                             xytext=(2, 0), textcoords="offset points", va="center")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xlabel("horizon $T$ (tokens)")
-    ax.set_ylabel("bound on |Error| (reward units)")
-    if title:
-        ax.set_title(title, fontsize=9)
-    if legend:
-        ax.legend(fontsize=6.5, loc="upper left", frameon=False)
-    ax.grid(True, which="major", alpha=0.25)
-    return ax
+    return _finish(ax, title, legend)
 
 
 def plot_divergence(frame: pd.DataFrame, ax: Axes, *, x: str = "delta",
@@ -104,10 +114,7 @@ def plot_divergence(frame: pd.DataFrame, ax: Axes, *, x: str = "delta",
     horizon, with the caps-inactive boundary delta = 2 / T marked."""
     f = frame.sort_values(x)
     X = f[x].to_numpy(float)
-    for name in bounds:
-        ax.plot(X, _positive(f[name]), label=BOUND_LABEL[name], **BOUND_STYLE[name])
-    for col, style in ERROR_STYLE.items():
-        ax.plot(X, _positive(f[col]), **style)
+    _bounds_and_errors(ax, X, f, bounds)
     T = int(f["T"].iloc[0])
     if x == "delta":
         ax.axvline(2.0 / T, color="0.5", lw=0.8, ls="--")
@@ -117,15 +124,7 @@ def plot_divergence(frame: pd.DataFrame, ax: Axes, *, x: str = "delta",
         ax.set_xlabel("$\\delta = D_{KL}^{tok,max}$ (nats)")
     else:
         ax.set_xlabel(x)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_ylabel("bound on |Error| (reward units)")
-    if title:
-        ax.set_title(title, fontsize=9)
-    if legend:
-        ax.legend(fontsize=6.5, loc="upper left", frameon=False)
-    ax.grid(True, which="major", alpha=0.25)
-    return ax
+    return _finish(ax, title, legend)
 
 
 def plot_tightest_map(frame: pd.DataFrame, ax: Axes, *, x: str = "T", y: str,
