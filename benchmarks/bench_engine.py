@@ -69,7 +69,8 @@ def main():
     r2 = evaluate(mdp2)
     t_first = time.perf_counter() - t_first
     print(f"{'counting automaton, T=4096':<34} build+evaluate {t_first * 1e3:9.1f} ms "
-          f"({int(mdp2.n_states[0]):,} count states, one shared table)")
+          f"({int(mdp2.n_states[0]):,} count states, one shared table; worst case "
+          f"{r2.worst_case_error:.4g})")
 
 
 if __name__ == "__main__":

@@ -138,7 +138,6 @@ def inspect(mdp: TokenMDP, *, reward: str = "worst",
         g[t] = ((theta - roll) * Q).sum(axis=1)
         value = (roll * Q).sum(axis=1)
     # context laws d_t over the P V^(t-1) contexts of step t, from leaf masses
-    p_theta = p_roll * np.exp(lr.sum(axis=1))
     pdi, g_inf, tv_max_t, ctx_tv = (np.zeros(T) for _ in range(4))
     for t in range(T):
         ctx = np.arange(N) // V ** (T - t)                            # context index at step t

@@ -355,7 +355,6 @@ def _expected_dp(method, mdp, b):
 
 
 def _expected_enum(method, mdp, b):
-    fl = mdp._flat
     ctx = _context(mdp)
     fp, fm, cp, cm = method.parts(ctx["r"], ctx)
     pa = paths(mdp, ENUMERATE_LIMIT)

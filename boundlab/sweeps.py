@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import tempfile
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -168,7 +167,3 @@ def horizon_grid(t_max: int, n: int) -> list[int]:
     p2 = 2 ** np.arange(int(np.log2(t_max)) + 1)
     return sorted(set(g.tolist()) | set(p2.tolist()))
 
-
-def no_progress():
-    """A context manager standing in for a progress bar."""
-    return nullcontext(None)

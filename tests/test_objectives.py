@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
-from scipy.special import rel_entr, softmax
+from scipy.special import rel_entr
 
 from boundlab import ValidationError, evaluate, families
 from boundlab.masking import SER, TRMAvg, TRMMax

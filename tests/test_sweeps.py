@@ -3,7 +3,6 @@
 import json
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from boundlab.cli import app

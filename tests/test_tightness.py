@@ -1,6 +1,5 @@
 """Worst-case search, exponents, saved pairs, and Dask scale-out (issue 6)."""
 
-import json
 
 import numpy as np
 import pandas as pd
