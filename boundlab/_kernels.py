@@ -193,3 +193,32 @@ def sample_paths(nxt, roll_cdf, logratio, kl, block_start, layer_block, init_cdf
         out[i, 12] = sum_rm1_sq
         out[i, 13] = s
     return out
+
+
+@njit(cache=True)
+def sample_rows_tokens(nxt, roll_cdf, block_start, layer_block, init_cdf, uniforms):
+    """Draw len(uniforms) sequences from pi_roll (as ``sample_paths``) and return the flat
+    table row and the token of every step, shape (N, T) each, and the final states (N,)."""
+    N = uniforms.shape[0]
+    T = layer_block.shape[0]
+    V = roll_cdf.shape[1]
+    rows = np.empty((N, T), dtype=np.int64)
+    toks = np.empty((N, T), dtype=np.int64)
+    final = np.empty(N, dtype=np.int64)
+    S0 = init_cdf.shape[0]
+    for i in range(N):
+        u0 = uniforms[i, 0]
+        s = 0
+        while s < S0 - 1 and init_cdf[s] <= u0:
+            s += 1
+        for t in range(T):
+            row = block_start[layer_block[t]] + s
+            u = uniforms[i, t + 1]
+            y = 0
+            while y < V - 1 and roll_cdf[row, y] <= u:
+                y += 1
+            rows[i, t] = row
+            toks[i, t] = y
+            s = nxt[row, y]
+        final[i] = s
+    return rows, toks, final

@@ -32,7 +32,8 @@ from .reference import paths
 
 __all__ = [
     "PGIS", "TIS", "PPOClip", "DualClip", "TokenMask", "TRMMask", "DPPO", "SPO", "DRPO",
-    "TOKEN_METHODS", "MethodResult", "expected", "coefficients", "finite_difference_gradient", "dppo_divergence", "with_logits",
+    "TOKEN_METHODS", "MethodResult", "expected", "sampled", "coefficients",
+    "finite_difference_gradient", "dppo_divergence", "with_logits",
     "logits_of", "RPG", "rpg_expected", "j_beta", "GRPOK3", "grpo_k3_expected", "PPG",
     "ppg_gradient", "ppg_objective", "objective_J",
 ]
@@ -370,6 +371,46 @@ def _expected_enum(method, mdp, b):
     obj = float((w * (Ap * fp[row, tok] - Am * fm[row, tok])).sum())
     grad = _scatter_gradient(mdp, row, tok, w * (Ap * cp[row, tok] - Am * cm[row, tok]))
     return MethodResult(obj, grad, float(pa.p_roll[M > 0].sum()), b, "enumeration")
+
+
+def sampled(method, mdp: TokenMDP, n: int, *, seed: int = 0, baseline=None) -> MethodResult:
+    """Batch estimate of :func:`expected`: draw ``n`` sequences from pi_roll (numba
+    sampler, seeded) and average sum_t coef_t grad log pi(y_t|s_t) over them, with the
+    sequence mask applied and normalised by n (the whole batch). ``baseline``: a constant,
+    or None for the batch mean reward (GRPO's group mean). ``acceptance`` is the batch's
+    accepted fraction. An all-masked batch gives a zero gradient with a RuntimeWarning."""
+    import warnings
+    from types import SimpleNamespace
+
+    from . import _kernels
+    from .masking import _cdf
+
+    if n < 1:
+        raise ValidationError(f"n = {n}: a batch needs at least one sequence")
+    fl = mdp._flat
+    ctx = _context(mdp)
+    fp, fm, cp, cm = method.parts(ctx["r"], ctx)
+    u = np.random.default_rng(seed).random((n, mdp.T + 1))
+    row, tok, final = _kernels.sample_rows_tokens(
+        fl["nxt"], _cdf(fl["roll"]), fl["block_start"], fl["layer_block"],
+        _cdf(fl["init"][None, :])[0], u)
+    R = mdp.reward[final]
+    b = float(R.mean()) if baseline is None else float(baseline)
+    Ap, Am = np.maximum(R - b, 0.0)[:, None], np.maximum(b - R, 0.0)[:, None]
+    if method.seq_rule is not None:
+        lr = fl["logratio"][row, tok]
+        pa = SimpleNamespace(lr=lr, rho_m1=np.expm1(lr), kl_ctx=fl["kl"][row], final=final)
+        M = _accept(method.seq_rule, _stats_from_paths(pa, _weights_of(method.seq_rule,
+                                                                        mdp.T)), mdp.T)
+    else:
+        M = np.ones(n, dtype=bool)
+    if not M.any():
+        warnings.warn(f"all {n} sequences of the batch were masked: zero gradient",
+                      RuntimeWarning, stacklevel=2)
+    w = (M / n)[:, None]
+    obj = float((w * (Ap * fp[row, tok] - Am * fm[row, tok])).sum())
+    grad = _scatter_gradient(mdp, row, tok, w * (Ap * cp[row, tok] - Am * cm[row, tok]))
+    return MethodResult(obj, grad, float(M.mean()), b, "monte-carlo")
 
 
 # ---------------------------------------------------------------- logits helpers

@@ -13,7 +13,8 @@ Each iteration i, with current policy pi_i = softmax(z_i) (tabular logits):
    to improve (L > bound) and whether it did (J(pi_{i+1}) > J(mu_i)), the masked fraction
    of the method's sequence rule, and the log absolute perplexity gap between mu_i and pi_i.
 
-Everything is exact (no sampling). PPG trains on per-step rewards (its own objective).
+The update is exact by default; ``batch=N`` uses a sampled batch of N sequences instead
+(the logged quantities stay exact). PPG trains on per-step rewards (its own objective).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .evaluation import evaluate
 from .masking import ENUMERATE_LIMIT
 from .model import TokenMDP
 from .objectives import (PPG, RPG, MethodResult, expected, logits_of, ppg_gradient,
-                         ppg_objective, rpg_expected)
+                         ppg_objective, rpg_expected, sampled)
 from .reference import paths
 
 __all__ = ["Mismatch", "train", "rollout_policy", "log_ppl_gap"]
@@ -110,23 +111,31 @@ def log_ppl_gap(mdp: TokenMDP, *, n: int = 2000, seed: int = 0) -> float:
     return float(np.abs(sample(mdp, n, seed=seed)["sum_lr"] / mdp.T).mean())
 
 
-def _grad(method, pair: TokenMDP, step_rewards) -> MethodResult:
+def _grad(method, pair: TokenMDP, step_rewards, batch=None, seed=0) -> MethodResult:
     if isinstance(method, RPG):
         res = rpg_expected(method, pair)
         return MethodResult(-res.objective, -res.gradient, 1.0, 0.0, res.method)
     if isinstance(method, PPG):
         g = ppg_gradient(method, pair, step_rewards)  # on-policy: samples from pi_theta
         return MethodResult(ppg_objective(pair, step_rewards), g, 1.0, 0.0, "dp")
+    if batch is not None:
+        return sampled(method, pair, batch, seed=seed)
     return expected(method, pair)
 
 
 def train(template: TokenMDP, method, *, iterations: int = 50, lr: float = 1.0,
-          mismatch: Mismatch = Mismatch(), seed: int = 0, step_rewards=None) -> pd.DataFrame:
+          mismatch: Mismatch = Mismatch(), seed: int = 0, step_rewards=None,
+          batch: int | None = None) -> pd.DataFrame:
     """Train pi_theta (initialised at ``template``'s pi_theta) with ``method``'s exact
     gradient under ``mismatch``; returns one row per iteration (see module docstring).
 
+    ``batch``: if given, each update uses a sampled batch of that many sequences from
+    the rollout policy (:func:`boundlab.objectives.sampled`, batch-mean baseline, seeded)
+    instead of the exact expected gradient; the logged quantities stay exact.
     ``step_rewards`` (per step, (S_t, V)) is needed for PPG methods, which ascend
-    E[sum_t r_t]; the others ascend J = E[R]."""
+    E[sum_t r_t]; the others ascend J = E[R]. PPG and RPG use exact gradients only."""
+    if batch is not None and (isinstance(method, (PPG, RPG)) or batch < 1):
+        raise ValidationError("batch must be a positive integer, for token methods")
     if iterations < 1 or not (lr > 0 and math.isfinite(lr)):
         raise ValidationError("iterations must be >= 1 and lr a positive number")
     if isinstance(method, PPG) and step_rewards is None:
@@ -139,7 +148,7 @@ def train(template: TokenMDP, method, *, iterations: int = 50, lr: float = 1.0,
         mu = rollout_policy(z, history, mismatch, rng)
         theta = softmax(z, axis=1)
         pair = _pair(template, mu, theta)
-        res = _grad(method, pair, step_rewards)
+        res = _grad(method, pair, step_rewards, batch, seed * 100_003 + i)
         z_new = z + lr * res.gradient
         new_pair = _pair(template, mu, softmax(z_new, axis=1))
         rep_new = evaluate(new_pair)

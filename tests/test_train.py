@@ -74,3 +74,16 @@ def test_training_sweep_end_to_end(tmp_path):
     log = pd.read_csv(tmp_path / "results" / "training.csv")
     assert not (log["guaranteed"] & ~log["improved"]).any()
     assert {"J", "log_ppl_gap", "delta", "unified", "masked_fraction"} <= set(log.columns)
+
+
+def test_training_with_a_sampled_batch():
+    exact = train(TEMPLATE, PGIS(), iterations=10, lr=20.0, mismatch=Mismatch("none"))
+    batch = train(TEMPLATE, PGIS(), iterations=10, lr=20.0, mismatch=Mismatch("none"),
+                  batch=2000, seed=4)
+    assert batch["J"].iloc[-1] > batch["J"].iloc[0] + 0.05   # still learns
+    assert not np.allclose(batch["J"], exact["J"])           # but with sampling noise
+    again = train(TEMPLATE, PGIS(), iterations=10, lr=20.0, mismatch=Mismatch("none"),
+                  batch=2000, seed=4)
+    pd.testing.assert_frame_equal(batch, again)               # reproducible
+    with pytest.raises(ValidationError, match="batch"):
+        train(TEMPLATE, RPG("FKL", 0.1), iterations=2, batch=100)
