@@ -112,6 +112,16 @@ STAT_COLUMNS = ("sum_lr", "min_lr", "max_lr", "sum_k2", "max_k2", "sum_k3", "max
 
 
 @njit(cache=True)
+def _pick(cdf, row, u):
+    """Inverse-CDF draw: the first index whose cumulative probability exceeds u."""
+    V = cdf.shape[1]
+    y = 0
+    while y < V - 1 and cdf[row, y] <= u:
+        y += 1
+    return y
+
+
+@njit(cache=True)
 def _k3_of_lr(lr):
     """rho - 1 - log rho at rho = exp(lr), without cancellation for small |lr|."""
     if abs(lr) < 1e-3:
@@ -127,14 +137,10 @@ def sample_paths(nxt, roll_cdf, logratio, kl, block_start, layer_block, init_cdf
     and return per-sequence statistics, shape (N, len(STAT_COLUMNS))."""
     N = uniforms.shape[0]
     T = layer_block.shape[0]
-    V = roll_cdf.shape[1]
     out = np.empty((N, 14))
-    S0 = init_cdf.shape[0]
+    init2 = init_cdf.reshape(1, -1)
     for i in range(N):
-        u0 = uniforms[i, 0]
-        s = 0
-        while s < S0 - 1 and init_cdf[s] <= u0:
-            s += 1
+        s = _pick(init2, 0, uniforms[i, 0])
         sum_lr = 0.0
         min_lr = np.inf
         max_lr = -np.inf
@@ -150,10 +156,7 @@ def sample_paths(nxt, roll_cdf, logratio, kl, block_start, layer_block, init_cdf
         sum_rm1_sq = 0.0
         for t in range(T):
             row = block_start[layer_block[t]] + s
-            u = uniforms[i, t + 1]
-            y = 0
-            while y < V - 1 and roll_cdf[row, y] <= u:
-                y += 1
+            y = _pick(roll_cdf, row, uniforms[i, t + 1])
             lr = logratio[row, y]
             k = kl[row]
             rm1 = np.expm1(lr)
@@ -201,22 +204,15 @@ def sample_rows_tokens(nxt, roll_cdf, block_start, layer_block, init_cdf, unifor
     table row and the token of every step, shape (N, T) each, and the final states (N,)."""
     N = uniforms.shape[0]
     T = layer_block.shape[0]
-    V = roll_cdf.shape[1]
     rows = np.empty((N, T), dtype=np.int64)
     toks = np.empty((N, T), dtype=np.int64)
     final = np.empty(N, dtype=np.int64)
-    S0 = init_cdf.shape[0]
+    init2 = init_cdf.reshape(1, -1)
     for i in range(N):
-        u0 = uniforms[i, 0]
-        s = 0
-        while s < S0 - 1 and init_cdf[s] <= u0:
-            s += 1
+        s = _pick(init2, 0, uniforms[i, 0])
         for t in range(T):
             row = block_start[layer_block[t]] + s
-            u = uniforms[i, t + 1]
-            y = 0
-            while y < V - 1 and roll_cdf[row, y] <= u:
-                y += 1
+            y = _pick(roll_cdf, row, uniforms[i, t + 1])
             rows[i, t] = row
             toks[i, t] = y
             s = nxt[row, y]
