@@ -68,7 +68,8 @@ def test_counting_is_exact_at_T_4096():
     assert r.dtv_seq_exact and r.dtv_seq_method == "sufficient-statistic"
     assert close(r.delta, 1e-4, rel=1e-9)
     assert close(r.dkl_seq, 4096 * 1e-4, rel=1e-9)  # i.i.d.: D_KL^seq = T delta exactly
-    # i.i.d. TV of whole sequences lies between the Hellinger-type lower bound and Pinsker
+    # the exact sequence TV lies between the TV of the count's law (data processing;
+    # here equal, the count being sufficient) and Pinsker on D_KL^seq
     assert 0 < r.dtv_seq <= (r.dkl_seq / 2) ** 0.5
     for name, value in r.bounds.items():
         assert r.status(name) == "holds", name

@@ -86,9 +86,15 @@ def test_accepted_sequences_satisfy_the_trust_region(small):
     delta = evaluate(small).delta
     kl_max = pa.kl_ctx.max(axis=1)
     for d in (0.01, 0.05, 0.5):
+        # the DP (failing transitions removed) keeps exactly the sequences whose every
+        # context has D_KL <= d: its acceptance and masked surrogate equal the sums over
+        # those enumerated paths
         acc = kl_max <= d
-        assert (pa.kl_ctx[acc] <= d).all()
-        assert acceptance(small, TRMMax(d)).value == pytest.approx(pa.p_roll[acc].sum())
+        assert acceptance(small, TRMMax(d)).value == pytest.approx(pa.p_roll[acc].sum(),
+                                                                   rel=1e-12, abs=1e-15)
+        masked = masked_surrogate(small, TRMMax(d), method="dp")["masked_centered"]
+        by_paths = (pa.p_roll * pa.reward * pa.rho_m1.sum(axis=1))[acc].sum()
+        assert masked == pytest.approx(by_paths, rel=1e-11, abs=1e-15)
     # token masking: contexts of the retained data = all reachable contexts
     retained = pa.kl_ctx[pa.p_roll > 0]
     assert retained.max() == pytest.approx(delta, rel=1e-12)
