@@ -11,7 +11,7 @@ import pandas as pd
 from . import _kernels, bounds as _bounds
 from .model import TokenMDP
 
-__all__ = ["BoundReport", "evaluate", "bound_status", "rounding_tolerance",
+__all__ = ["BoundReport", "evaluate", "forward_pass", "bound_status", "rounding_tolerance",
            "SUFFICIENT_STAT_TOL"]
 
 #: Two paths into the same final state whose log likelihood ratios differ by at most this
@@ -136,6 +136,21 @@ class BoundReport:
         return self.headline() + "\n" + self.frame.to_string()
 
 
+def forward_pass(mdp: TokenMDP, *, roll=None, row_values=None) -> tuple:
+    """Run the numba forward kernel on ``mdp``'s flat tables (see :mod:`boundlab._kernels`).
+
+    ``roll`` replaces the per-transition pi_roll factors (e.g. pi_roll with failing
+    transitions set to 0, or theta^2 / roll), ``row_values`` the per-row KL whose per-step
+    expectation the kernel returns. Returns the kernel's tuple (m, dp, a, e, reach, lmin,
+    lmax, dbar, dkl_t, eps_t, delta_t) over the final layer and the steps."""
+    f = mdp._flat
+    return _kernels.forward(
+        f["nxt"], f["roll"] if roll is None else np.ascontiguousarray(roll, dtype=np.float64),
+        f["theta"], f["diff"], f["logratio"],
+        f["kl"] if row_values is None else np.ascontiguousarray(row_values, dtype=np.float64),
+        f["tv"], f["block_start"], f["layer_block"], f["n_states"], f["init"])
+
+
 def evaluate(mdp: TokenMDP, *, enumerate_limit: int = 2**16) -> BoundReport:
     """Exact evaluation of ``mdp``: objectives, error, worst-case error, divergences, bounds.
 
@@ -162,11 +177,7 @@ def evaluate(mdp: TokenMDP, *, enumerate_limit: int = 2**16) -> BoundReport:
     -------
     BoundReport
     """
-    f = mdp._flat
-    m, dp, a, e, reach, lmin, lmax, dbar, dkl_t, eps_t, delta_t = _kernels.forward(
-        f["nxt"], f["roll"], f["theta"], f["diff"], f["logratio"], f["kl"], f["tv"],
-        f["block_start"], f["layer_block"], f["n_states"], f["init"],
-    )
+    m, dp, a, e, reach, lmin, lmax, dbar, dkl_t, eps_t, delta_t = forward_pass(mdp)
     R = mdp.reward
     J_roll = float(R @ m)
     J_theta = J_roll + float(R @ dp)

@@ -40,7 +40,7 @@ from . import _kernels
 from ._kernels import STAT_COLUMNS
 from .bounds import _future_k, _pinsker_route
 from .errors import ValidationError
-from .evaluation import evaluate
+from .evaluation import evaluate, forward_pass
 from .model import TokenMDP
 from .reference import paths
 
@@ -251,10 +251,7 @@ def path_product_sum(mdp: TokenMDP, factor: np.ndarray) -> tuple[np.ndarray, np.
     E_roll[M sum_t (rho_t - 1); s_{T+1} = s]. Runs the numba forward kernel with f in
     place of pi_roll (transitions with f = 0 are skipped).
     """
-    fl = mdp._flat
-    m, _, a, *_ = _kernels.forward(
-        fl["nxt"], np.ascontiguousarray(factor), fl["theta"], fl["diff"], fl["logratio"],
-        fl["kl"], fl["tv"], fl["block_start"], fl["layer_block"], fl["n_states"], fl["init"])
+    m, _, a, *_ = forward_pass(mdp, roll=factor)
     return m, a
 
 
@@ -262,11 +259,7 @@ def step_expectations(mdp: TokenMDP, row_values: np.ndarray) -> np.ndarray:
     """E_{d_t^roll}[f(c_t)] for t = 1..T, for a function f given per row of the flat tables
     (shape (rows,)). Exact: the forward kernel's per-step expected-KL output with f in
     place of the KL."""
-    fl = mdp._flat
-    out = _kernels.forward(fl["nxt"], fl["roll"], fl["theta"], fl["diff"], fl["logratio"],
-                           np.ascontiguousarray(row_values, dtype=np.float64), fl["tv"],
-                           fl["block_start"], fl["layer_block"], fl["n_states"], fl["init"])
-    return out[8]
+    return forward_pass(mdp, row_values=row_values)[8]
 
 
 def _pass_table(mdp: TokenMDP, rule) -> np.ndarray:

@@ -567,16 +567,9 @@ def ppg_gradient(m: PPG, mdp: TokenMDP, step_rewards) -> np.ndarray:
     pi_theta's logits; ``step_rewards[t]`` has shape (S_t, V) (reward of taking token v in
     state s at step t, >= 0). Sampling is from pi_theta here (on-policy)."""
     fl = mdp._flat
-    theta, nxt = fl["theta"], fl["nxt"]
-    starts, lb, ns = fl["block_start"], fl["layer_block"], fl["n_states"]
+    theta, nxt, ns = fl["theta"], fl["nxt"], fl["n_states"]
     T = mdp.T
-    rows_of = [slice(starts[lb[t]], starts[lb[t]] + ns[t]) for t in range(T)]
-    # d_t under pi_theta
-    d = [fl["init"].copy()]
-    for t in range(T - 1):
-        rw = rows_of[t]
-        d.append(np.bincount(nxt[rw].ravel(), weights=(d[t][:, None] * theta[rw]).ravel(),
-                             minlength=int(ns[t + 1])))
+    rows_of, d = _theta_visitation(mdp)
     grad = np.zeros(theta.shape)
     for t in range(T):
         last = m.last(t, T)
@@ -594,14 +587,21 @@ def ppg_gradient(m: PPG, mdp: TokenMDP, step_rewards) -> np.ndarray:
 
 def ppg_objective(mdp: TokenMDP, step_rewards) -> float:
     """E_pi[sum_t r_t] under pi_theta (the objective whose gradient the full window gives)."""
+    theta = mdp._flat["theta"]
+    rows_of, d = _theta_visitation(mdp)
+    return float(sum((d[t][:, None] * theta[rw] * np.asarray(step_rewards[t])).sum()
+                     for t, rw in enumerate(rows_of)))
+
+
+def _theta_visitation(mdp: TokenMDP):
+    """Rows of every step in the flat tables, and d_t^theta (t = 1..T) under pi_theta."""
     fl = mdp._flat
     theta, nxt = fl["theta"], fl["nxt"]
     starts, lb, ns = fl["block_start"], fl["layer_block"], fl["n_states"]
-    d = fl["init"].copy()
-    total = 0.0
-    for t in range(mdp.T):
-        rw = slice(starts[lb[t]], starts[lb[t]] + ns[t])
-        total += float((d[:, None] * theta[rw] * np.asarray(step_rewards[t])).sum())
-        d = np.bincount(nxt[rw].ravel(), weights=(d[:, None] * theta[rw]).ravel(),
-                        minlength=int(ns[t + 1]))
-    return total
+    rows_of = [slice(starts[lb[t]], starts[lb[t]] + ns[t]) for t in range(mdp.T)]
+    d = [fl["init"].copy()]
+    for t in range(mdp.T - 1):
+        rw = rows_of[t]
+        d.append(np.bincount(nxt[rw].ravel(), weights=(d[t][:, None] * theta[rw]).ravel(),
+                             minlength=int(ns[t + 1])))
+    return rows_of, d

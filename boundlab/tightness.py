@@ -32,7 +32,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax
 
 from .errors import ValidationError
-from .evaluation import BoundReport, evaluate
+from .evaluation import BoundReport, evaluate, forward_pass
 from .families import bernoulli_at_kl, last_k_next
 from .model import TokenMDP
 
@@ -329,12 +329,7 @@ def search_chain(T: int, delta: float, *, V: int = 2, k: int = 1, restarts: int 
 def _worst_reward(mdp: TokenMDP) -> TokenMDP:
     """The same pair with the reward that attains the worst case (1 where the error
     density of the final state is positive)."""
-    from . import _kernels
-
-    fl = mdp._flat
-    e = _kernels.forward(fl["nxt"], fl["roll"], fl["theta"], fl["diff"], fl["logratio"],
-                         fl["kl"], fl["tv"], fl["block_start"], fl["layer_block"],
-                         fl["n_states"], fl["init"])[3]
+    e = forward_pass(mdp)[3]
     return TokenMDP([mdp.step(t)[0] for t in range(mdp.T)],
                     [mdp.step(t)[1] for t in range(mdp.T)],
                     [mdp.step(t)[2] for t in range(mdp.T)], mdp.init, (e > 0).astype(float))
